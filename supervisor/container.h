@@ -71,6 +71,9 @@ const char *container_label(const struct container *container, const char *key);
 
 /* The supervised containers, newest first. */
 struct container *container_list(void);
+/* Add a record to the list (it must not be in it yet) or take it out. */
+void container_register(struct container *container);
+void container_unregister(struct container *container);
 /* Find by full id or a unique prefix of at least one character.
  * Returns -ENOENT for none, -EEXIST for an ambiguous prefix. */
 int container_find(const char *id_or_prefix, struct container **ret_container);

@@ -3,6 +3,7 @@
 /* Cleanup attributes, fd hygiene and small string helpers shared by every module. */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,3 +99,5 @@ unsigned long long now_realtime_usec(void);
 /* Format a CLOCK_REALTIME time in microseconds as RFC 3339 in UTC with
  * millisecond precision ("2026-12-04T19:49:27.394Z"). buffer holds at least 32 bytes. */
 const char *format_rfc3339(unsigned long long realtime_usec, char *buffer, size_t size);
+
+#define container_of(pointer, type, member) ((type *)((char *)(pointer) - offsetof(type, member)))
