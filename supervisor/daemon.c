@@ -76,7 +76,6 @@ static void on_sync(void *userdata, const struct container_info *const *infos, s
                 supervise_container_running(&daemon->supervisor, infos[i]);
         }
         supervise_sync_done(&daemon->supervisor, ids, count);
-        log_info("synchronised with the Docker engine: %zu running containers", count);
 }
 
 static void on_started(void *userdata, const struct container_info *info)
@@ -102,7 +101,8 @@ static void on_destroyed(void *userdata, const char *id)
 
 static void on_disconnected(void *userdata, const char *reason)
 {
-        log_warning("lost the Docker engine: %s; agents keep running, reconnecting", reason);
+        log_info("the agents keep running while the Docker engine is unreachable; containers are "
+                 "resynchronised when it is back");
 }
 
 static void on_signal(struct loop_source *source, uint32_t events)

@@ -240,10 +240,60 @@ static int read_lsm_label(struct supervised *s, char **ret_path, char **ret_valu
         return 0;
 }
 
+/* Layers already checked by this supervisor, by session limit. Checking one
+ * means reading and hashing every file of it, which would be most of the
+ * cost of an injection. The certificate file's size and time of change are
+ * part of the key, so that a renewed CA bundle builds a new layer. */
+struct layer_cache_entry {
+        unsigned session_limit;
+        struct timespec certs_ctime;
+        off_t certs_size;
+        char *layer_dir;
+};
+
+static struct layer_cache_entry layer_cache[8];
+
+static int prepare_layer_cached(const char *bundle_dir, const char *views_dir, const char *init_path,
+                                unsigned limit, char **ret_layer_dir, char **ret_error)
+{
+        _cleanup_free_ char *certs_path = xasprintf("%s/%s", bundle_dir, BUNDLE_CERTS_FILE);
+        struct stat certs = { 0 };
+        struct layer_cache_entry *slot;
+        bool has_certs;
+        char *layer_dir;
+        int r;
+
+        (void)stat(certs_path, &certs);
+        for (size_t i = 0; i < ARRAY_SIZE(layer_cache); i++) {
+                const struct layer_cache_entry *e = &layer_cache[i];
+
+                if (e->layer_dir && e->session_limit == limit && e->certs_size == certs.st_size &&
+                    e->certs_ctime.tv_sec == certs.st_ctim.tv_sec &&
+                    e->certs_ctime.tv_nsec == certs.st_ctim.tv_nsec && access(e->layer_dir, F_OK) == 0) {
+                        *ret_layer_dir = xstrdup(e->layer_dir);
+                        return 0;
+                }
+        }
+
+        r = bundle_prepare_layer(bundle_dir, views_dir, init_path, limit, &layer_dir, &has_certs, ret_error);
+        if (r < 0)
+                return r;
+
+        slot = &layer_cache[limit % ARRAY_SIZE(layer_cache)];
+        free(slot->layer_dir);
+        *slot = (struct layer_cache_entry){
+                .session_limit = limit,
+                .certs_ctime = certs.st_ctim,
+                .certs_size = certs.st_size,
+                .layer_dir = xstrdup(layer_dir),
+        };
+        *ret_layer_dir = layer_dir;
+        return 0;
+}
+
 static int prepare_bundle(struct supervised *s, struct launch_resources *res, char **ret_error)
 {
         const struct config *config = s->supervisor->config;
-        bool has_certs = false;
         int r;
 
         res->version = (struct bundle_version)BUNDLE_VERSION_INIT;
@@ -251,9 +301,9 @@ static int prepare_bundle(struct supervised *s, struct launch_resources *res, ch
         if (r < 0)
                 return r;
 
-        r = bundle_prepare_layer(config->bundle_dir, s->supervisor->views_dir,
+        r = prepare_layer_cached(config->bundle_dir, s->supervisor->views_dir,
                                  s->supervisor->init_path, s->session_limit, &res->layer_dir,
-                                 &has_certs, ret_error);
+                                 ret_error);
         if (r < 0)
                 return r;
 

@@ -191,13 +191,11 @@ static _Noreturn void run_final_child(const struct launch_request *request, int 
         fail(status_fd, LAUNCH_STEP_EXEC_INIT, errno, 0);
 }
 
-static int join_cgroups_v1(const struct agent_cgroups *cgroups)
+static int join_cgroups(const struct agent_cgroups *cgroups)
 {
         for (int i = 0; i < cgroups->count; i++) {
                 const struct cgroup_hierarchy *h = &cgroups->hierarchies[i];
 
-                if (h->unified)
-                        continue;
                 if (write(h->procs_fd, "0", 1) < 0)
                         return -errno;
         }
@@ -218,10 +216,14 @@ static _Noreturn void run_joiner(const struct launch_request *request, int statu
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 fail(status_fd, LAUNCH_STEP_NOT_DUMPABLE, errno, 0);
 
-        /* cgroup v1 has no CLONE_INTO_CGROUP: the joiner enters the agent's
-         * cgroups itself, from the host's cgroup namespace, and its child
-         * inherits them. */
-        r = join_cgroups_v1(request->cgroups);
+        /* The joiner enters the agent's cgroups itself, from the host's
+         * cgroup namespace, and its child inherits them. CLONE_INTO_CGROUP
+         * would spare the joiner the move on cgroup v2, but on Linux 6.18 a
+         * child cloned with it into a cgroup that cgroup.kill has emptied
+         * before is killed at once: the kernel compares the kill sequence of
+         * the parent's cgroup with that of the target. A restarted agent
+         * reuses its cgroup, so it would never start. */
+        r = join_cgroups(request->cgroups);
         if (r < 0)
                 fail(status_fd, LAUNCH_STEP_CGROUP, -r, 0);
 
@@ -242,12 +244,6 @@ static _Noreturn void run_joiner(const struct launch_request *request, int statu
         /* CLONE_PARENT makes the supervisor the parent, so it can wait for the
          * child through a pidfd; the exit signal is then the joiner's own. */
         args.flags = CLONE_PARENT;
-        if (request->cgroups->unified_index >= 0) {
-                args.flags |= CLONE_INTO_CGROUP;
-                args.cgroup = (uint64_t)request->cgroups
-                                      ->hierarchies[request->cgroups->unified_index]
-                                      .agent_dir_fd;
-        }
         pid = sys_clone3(&args);
         if (pid < 0)
                 fail(status_fd, LAUNCH_STEP_CLONE, errno, 0);

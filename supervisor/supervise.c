@@ -205,9 +205,11 @@ static void describe_launch_failure(const struct supervised *s, char *buffer, si
 {
         const struct launch *launch = &s->launch;
 
-        if (launch->failed_step == LAUNCH_STEP_MOUNT)
-                snprintf(buffer, size, "mount of %s failed: %s",
-                         launch->failed_mount == 0 ? "/ecs-execute-command-<uuid>" : BUNDLE_AGENT_LOG_DIR,
+        if (launch->failed_step == LAUNCH_STEP_MOUNT && launch->failed_mount == 0)
+                snprintf(buffer, size, "mount of /ecs-execute-command-%s failed: %s", s->uuid,
+                         strerror(launch->failed_error));
+        else if (launch->failed_step == LAUNCH_STEP_MOUNT)
+                snprintf(buffer, size, "mount of %s failed: %s", BUNDLE_AGENT_LOG_DIR,
                          strerror(launch->failed_error));
         else
                 snprintf(buffer, size, "%s failed: %s", launch_step_to_string(launch->failed_step),
@@ -313,7 +315,7 @@ static void describe_exit(const siginfo_t *info, bool known, char *buffer, size_
         else if (info->si_code == CLD_EXITED)
                 snprintf(buffer, size, "exited with status %d", info->si_status);
         else
-                snprintf(buffer, size, "killed by signal %d (%s)", info->si_status,
+                snprintf(buffer, size, "killed by signal %d (SIG%s)", info->si_status,
                          sigabbrev_np(info->si_status) ? sigabbrev_np(info->si_status) : "?");
 }
 
