@@ -9,6 +9,7 @@
 
 #include "cgroups/cgroup.h"
 #include "mounts/bundle.h"
+#include "supervisor/audit.h"
 #include "supervisor/docker.h"
 #include "supervisor/docker_parse.h"
 #include "supervisor/endpoint.h"
@@ -16,6 +17,7 @@
 #include "supervisor/inject.h"
 #include "supervisor/log.h"
 #include "supervisor/records.h"
+#include "supervisor/report.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/util.h"
@@ -27,6 +29,8 @@ struct daemon {
         struct http_multi *http;
         struct docker_client *docker;
         struct endpoint *endpoint;
+        struct reporter *reporter;
+        struct audit_log *audit;
         struct loop_source signal_source;
 };
 
@@ -276,6 +280,21 @@ int daemon_run(const struct config *config)
                 goto out;
         }
 
+        /* The audit log and the reporter observe every event, so they come
+         * before anything that can emit one: loading records adopts agents. */
+        r = audit_open(config, &daemon.audit);
+        if (r < 0)
+                goto out; /* audit_open() said why */
+
+        r = http_multi_new(daemon.supervisor.loop, &daemon.http);
+        if (r < 0) {
+                log_error("cannot set up libcurl: %s", strerror(-r));
+                goto out;
+        }
+        r = report_start(daemon.supervisor.loop, daemon.http, config, &daemon.reporter);
+        if (r < 0)
+                goto out; /* report_start() said why */
+
         r = records_init(&daemon.supervisor);
         if (r < 0) {
                 log_error("cannot create %s: %s", daemon.supervisor.records_dir, strerror(-r));
@@ -287,11 +306,6 @@ int daemon_run(const struct config *config)
         if (r < 0)
                 goto out; /* endpoint_start() said why */
 
-        r = http_multi_new(daemon.supervisor.loop, &daemon.http);
-        if (r < 0) {
-                log_error("cannot set up libcurl: %s", strerror(-r));
-                goto out;
-        }
         r = docker_client_new(daemon.supervisor.loop, daemon.http, config->docker_socket, &callbacks,
                               &daemon, &daemon.docker);
         if (r >= 0)
@@ -311,7 +325,9 @@ out:
         supervise_free_all();
         docker_client_free(daemon.docker);
         endpoint_free(daemon.endpoint);
+        report_free(daemon.reporter);
         http_multi_free(daemon.http);
+        audit_close(daemon.audit);
         safe_close(daemon.signal_source.fd);
         loop_free(daemon.supervisor.loop);
         release_supervisor(&daemon.supervisor);
