@@ -4,7 +4,7 @@
  * keeps into <log-dir>/.output/<container>.log on the host, bounded in size,
  * and remembered line by line for the reason of a stop. The text is untrusted:
  * control characters are replaced before a line is kept. The file is outside
- * the directory that the container sees, which it could fill with symlinks. */
+ * the directory that the container can write to and fill with symlinks. */
 
 #include "supervisor/supervisor.h"
 

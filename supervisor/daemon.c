@@ -218,7 +218,7 @@ static int setup_supervisor(struct supervisor *supervisor, const struct config *
         return 0;
 }
 
-/* Problems that cost no container anything yet, said once at start. */
+/* Warn once at start about problems that no container has run into yet. */
 static void warn_about_setup(const struct config *config)
 {
         struct bundle_version version = BUNDLE_VERSION_INIT;
@@ -284,7 +284,7 @@ int daemon_run(const struct config *config)
          * before anything that can emit one: loading records adopts agents. */
         r = audit_open(config, &daemon.audit);
         if (r < 0)
-                goto out; /* audit_open() said why */
+                goto out; /* audit_open() logged why */
 
         r = http_multi_new(daemon.supervisor.loop, &daemon.http);
         if (r < 0) {
@@ -293,7 +293,7 @@ int daemon_run(const struct config *config)
         }
         r = report_start(daemon.supervisor.loop, daemon.http, config, &daemon.reporter);
         if (r < 0)
-                goto out; /* report_start() said why */
+                goto out; /* report_start() logged why */
 
         r = records_init(&daemon.supervisor);
         if (r < 0) {
@@ -304,7 +304,7 @@ int daemon_run(const struct config *config)
 
         r = endpoint_start(daemon.supervisor.loop, config, &daemon.endpoint);
         if (r < 0)
-                goto out; /* endpoint_start() said why */
+                goto out; /* endpoint_start() logged why */
 
         r = docker_client_new(daemon.supervisor.loop, daemon.http, config->docker_socket, &callbacks,
                               &daemon, &daemon.docker);

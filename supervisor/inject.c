@@ -25,7 +25,7 @@ static const struct {
         { "ns/user", CLONE_NEWUSER },
 };
 
-/* What a launch holds on the host until the joiner has been forked. */
+/* Host-side objects of one launch, released once the joiner has been forked. */
 struct launch_resources {
         int root_fd;
         int ns_fds[7];

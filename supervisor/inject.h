@@ -11,7 +11,7 @@
 int inject_pin_container(struct supervised *s, pid_t init_pid, char **ret_error);
 
 /* Prepare every host-side object and fork the joiner. On success the launch
- * is in flight in s->launch. On failure ret_error says what failed. */
+ * is in flight in s->launch. On failure ret_error names what failed. */
 int inject_launch(struct supervised *s, char **ret_error);
 
 /* Namespace inodes of the supervisor itself, for supervisor.own_namespaces. */

@@ -218,11 +218,10 @@ static _Noreturn void run_joiner(const struct launch_request *request, int statu
 
         /* The joiner enters the agent's cgroups itself, from the host's
          * cgroup namespace, and its child inherits them. CLONE_INTO_CGROUP
-         * would spare the joiner the move on cgroup v2, but on Linux 6.18 a
-         * child cloned with it into a cgroup that cgroup.kill has emptied
-         * before is killed at once: the kernel compares the kill sequence of
-         * the parent's cgroup with that of the target. A restarted agent
-         * reuses its cgroup, so it would never start. */
+         * would spare the joiner the move on cgroup v2. But on Linux 6.18 a
+         * child cloned with it into a cgroup that cgroup.kill emptied before
+         * gets SIGKILL at once, as observed here with every restarted agent,
+         * because the restarted agent reuses its cgroup. */
         r = join_cgroups(request->cgroups);
         if (r < 0)
                 fail(status_fd, LAUNCH_STEP_CGROUP, -r, 0);

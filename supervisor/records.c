@@ -270,9 +270,9 @@ static bool same_namespace(int proc_a, int proc_b, const char *name)
                a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
-/* The adoption checks: the agent's execvisor-init is alive, started when the
- * record says, shares the container init's namespaces and runs the init of
- * this container's bundle view. */
+/* Check that the recorded execvisor-init is alive, started at the recorded
+ * time, shares the container init's namespaces and runs from this
+ * container's bundle view. */
 static int check_adoptable(struct supervised *s, int *ret_pidfd)
 {
         _cleanup_free_ char *path = xasprintf("/proc/%d", (int)s->stored.agent_init_pid);

@@ -15,7 +15,7 @@ int records_init(struct supervisor *supervisor);
 
 /* Load the records of an earlier run. Torn or corrupt files are reported and
  * skipped. The containers are listed as they were, until Docker's container
- * list says which still run. */
+ * list shows which still run. */
 void records_load(struct supervisor *supervisor);
 
 /* After the container's init is pinned: if the stored record names an agent

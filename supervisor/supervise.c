@@ -39,7 +39,7 @@ static const char *short_id(const struct container *c)
         return buffer;
 }
 
-/* Record an event: every observer (state file, reports, audit log) sees it
+/* Record an event: every observer (state file, reports, audit log) gets it
  * with a sequence number one higher than the last. */
 static void emit(struct supervised *s, enum container_event event)
 {
@@ -141,9 +141,9 @@ int supervise_watch_agent(struct supervised *s, pid_t init_pid, int init_pidfd, 
         if (r < 0)
                 return r;
 
-        /* execvisor-init keeps the read end of the agent's output pipe, so
-         * that the agent never writes into a closed pipe while no supervisor
-         * runs; each supervisor takes a copy of it. */
+        /* execvisor-init keeps the read end of the agent's output pipe open,
+         * so the agent never writes into a closed pipe while no supervisor
+         * runs. Each supervisor takes its own copy of that end. */
         int output_fd = (int)syscall(SYS_pidfd_getfd, init_pidfd, INIT_OUTPUT_FD, 0);
 
         if (output_fd < 0)
