@@ -392,6 +392,7 @@ static void on_agent_exit(struct loop_source *source, uint32_t events)
         agent->pid = 0;
 
         if (s->supervisor->shutting_down) {
+                stop_for_good(s, "stopped with the supervisor (--stop-agents-on-exit)");
                 if (!supervise_agents_running())
                         loop_quit(s->supervisor->loop, 0);
                 return;
@@ -419,6 +420,11 @@ static void on_agent_exit(struct loop_source *source, uint32_t events)
                 return;
         }
 
+        /* An agent that ran for a whole restart window has recovered: its
+         * next restart starts again from the shortest delay. */
+        if (agent->last_started_usec > 0 &&
+            now_realtime_usec() - agent->last_started_usec >= s->supervisor->config->restart_window_usec)
+                s->backoff_usec = 0;
         delay = next_backoff(s);
         agent->state = AGENT_PENDING;
         snprintf(agent->reason, sizeof(agent->reason), "%s; restarting in %.1fs", exit_text,
