@@ -67,13 +67,37 @@ static void next_component(struct walk *walk, char *component, size_t size)
         memmove(walk->remaining, p, strlen(p) + 1);
 }
 
-/* The component could not be opened as a directory. If it is a dangling
- * symlink, splice its target into the walk; otherwise make the directory. */
-static int handle_missing(int root_fd, struct walk *walk, const char *component, mode_t mode,
+/* Open component below the directory at path `current` without following
+ * any link. */
+static int open_component(int parent_fd, const char *component)
+{
+        struct open_how how = {
+                .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = sys_openat2(parent_fd, component, &how);
+
+        return fd < 0 ? -errno : fd;
+}
+
+/* Drop the last component of path; the root stays the root. */
+static void pop_component(char *path)
+{
+        char *slash = strrchr(path, '/');
+
+        if (slash)
+                *slash = '\0';
+        else
+                path[0] = '\0';
+}
+
+/* Take one component of the walk: splice a symlink's target into what is
+ * left to walk, or make the directory if it is missing and step into it. */
+static int walk_component(int root_fd, struct walk *walk, const char *component, mode_t mode,
                           int *symlinks)
 {
         char link[MOUNT_PATH_MAX];
-        int parent_fd;
+        int parent_fd, fd;
         ssize_t n;
         int r = 0;
 
@@ -84,26 +108,38 @@ static int handle_missing(int root_fd, struct walk *walk, const char *component,
         n = readlinkat(parent_fd, component, link, sizeof(link) - 1);
         if (n >= 0) {
                 link[n] = '\0';
+                close(parent_fd);
                 if (++*symlinks > MAX_SYMLINKS)
-                        r = -ELOOP;
-                else {
-                        /* An absolute target starts again at the container's root. */
-                        if (link[0] == '/')
-                                walk->current[0] = '\0';
-                        r = join_path(walk->remaining, sizeof(walk->remaining), link,
-                                      walk->remaining);
-                }
-        } else if (mkdirat(parent_fd, component, mode) < 0 && errno != EEXIST)
-                r = -errno;
-        else
-                r = join_path(walk->current, sizeof(walk->current), walk->current, component);
+                        return -ELOOP;
+                /* An absolute target starts again at the container's root. */
+                if (link[0] == '/')
+                        walk->current[0] = '\0';
+                return join_path(walk->remaining, sizeof(walk->remaining), link, walk->remaining);
+        }
 
+        if (errno == ENOENT && mode == 0)
+                r = -ENOENT;
+        else if (errno == ENOENT && mkdirat(parent_fd, component, mode) < 0 && errno != EEXIST)
+                r = -errno;
+        if (r == 0) {
+                fd = open_component(parent_fd, component);
+                if (fd < 0)
+                        r = fd;
+                else
+                        close(fd);
+        }
         close(parent_fd);
-        return r;
+        if (r < 0)
+                return r;
+
+        return join_path(walk->current, sizeof(walk->current), walk->current, component);
 }
 
-/* Resolve target below root_fd, making missing directories, and return an
- * O_PATH fd of it and the resolved path relative to the root. */
+/* Resolve target below root_fd, making missing directories with mode (none
+ * when mode is 0), and return an
+ * O_PATH fd of it and its path relative to the root. Links are followed by
+ * hand, so the returned path has no symlink and no "..": every later use of
+ * it (the undo, the check) names the same directory. */
 static int resolve_target(int root_fd, const char *target, mode_t mode, char *ret_path,
                           int *ret_fd)
 {
@@ -116,30 +152,24 @@ static int resolve_target(int root_fd, const char *target, mode_t mode, char *re
         memcpy(walk.remaining, target, strlen(target) + 1);
 
         while (walk.remaining[0]) {
-                char component[MOUNT_PATH_MAX], candidate[MOUNT_PATH_MAX];
-                int fd;
+                char component[MOUNT_PATH_MAX];
 
                 next_component(&walk, component, sizeof(component));
                 if (!component[0] || strcmp(component, ".") == 0)
                         continue;
-
-                r = join_path(candidate, sizeof(candidate), walk.current, component);
-                if (r < 0)
-                        return r;
-
-                fd = open_in_root(root_fd, candidate);
-                if (fd >= 0) {
-                        close(fd);
-                        memcpy(walk.current, candidate, sizeof(candidate));
+                if (strcmp(component, "..") == 0) {
+                        pop_component(walk.current);
                         continue;
                 }
-                if (fd != -ENOENT)
-                        return fd;
 
-                r = handle_missing(root_fd, &walk, component, mode, &symlinks);
+                r = walk_component(root_fd, &walk, component, mode, &symlinks);
                 if (r < 0)
                         return r;
         }
+
+        /* Never mount over the container's root itself. */
+        if (walk.current[0] == '\0')
+                return -EBUSY;
 
         r = open_in_root(root_fd, walk.current);
         if (r < 0)
@@ -193,8 +223,6 @@ static int clear_target(const struct mount_entry *entry, const char *path, int *
                 if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) ||
                     !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
                         return 0;
-                if (path[0] == '\0')
-                        return -EBUSY; /* never the container's root itself */
                 if (!entry->replace_existing)
                         return same_inode(&stx, tree_stx) ? 1 : 0;
 

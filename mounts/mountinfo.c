@@ -5,6 +5,22 @@
 
 #include "supervisor/util.h"
 
+static int count_fields(const char *text)
+{
+        int count = 0;
+
+        for (const char *p = text; *p;) {
+                while (*p == ' ')
+                        p++;
+                if (!*p)
+                        break;
+                count++;
+                while (*p && *p != ' ')
+                        p++;
+        }
+        return count;
+}
+
 /* Fields of a line: id parent major:minor root mount-point options
  * [optional fields...] - fstype source super-options */
 static int parse_line(const char *line, uint64_t *ret_id, int *ret_shared)
@@ -15,7 +31,10 @@ static int parse_line(const char *line, uint64_t *ret_id, int *ret_shared)
         uint64_t id;
         int field = 0;
 
-        if (!separator)
+        if (!separator || line[0] < '0' || line[0] > '9')
+                return -EBADMSG;
+        /* fstype, source and super options follow the separator. */
+        if (count_fields(separator + 3) < 3)
                 return -EBADMSG;
 
         errno = 0;
