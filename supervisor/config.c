@@ -1,4 +1,5 @@
 #include "supervisor/config.h"
+#include "supervisor/sandbox.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -212,6 +213,18 @@ const struct config_setting config_settings[] = {
                 .offset = FIELD(agent_pids_max),
         },
         {
+                .name = "agent-capabilities",
+                .argument = "LIST",
+                .value_noun = "capability list",
+                .help = "Capabilities the agent may keep, as libcap names separated by commas "
+                        "(cap_chown,cap_kill), or all. The agent never gets one that the "
+                        "container's init lacks in its bounding set.",
+                .default_text = "all",
+                .commands = CONFIG_COMMAND_RUN,
+                .type = CONFIG_VALUE_CAPABILITIES,
+                .offset = FIELD(agent_capabilities),
+        },
+        {
                 .name = "listen",
                 .argument = "ADDRESS",
                 .value_noun = "listen address",
@@ -306,6 +319,7 @@ void config_init_defaults(struct config *config)
                 .audit_max_size = UINT64_C(10) * 1024 * 1024,
                 .log_level = LOG_INFO,
         };
+        (void)parse_capability_list("all", &config->agent_capabilities);
 }
 
 static void strv_free(char **strv, size_t n)
@@ -787,6 +801,12 @@ static int apply_value(struct config *config, const struct config_setting *setti
 
         case CONFIG_VALUE_COUNT:
                 return apply_number(value, 0, UINT64_MAX, (uint64_t *)field, ret_reason);
+
+        case CONFIG_VALUE_CAPABILITIES:
+                if (parse_capability_list(value, (uint64_t *)field) < 0)
+                        return reject_value(ret_reason, "expected capability names such as "
+                                                        "cap_chown,cap_net_bind_service, or all");
+                return 0;
 
         case CONFIG_VALUE_MAX_RESTARTS:
                 r = apply_number(value, 1, UINT_MAX, &number, ret_reason);

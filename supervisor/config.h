@@ -47,6 +47,9 @@ struct config {
         /* 0 means no cap. */
         uint64_t agent_memory_max;
         uint64_t agent_pids_max;
+        /* Capabilities the agent may keep, as a bit mask; the agent gets this
+         * set intersected with the bounding set of the container's init. */
+        uint64_t agent_capabilities;
 
         /* "unix:PATH" or "tcp:127.0.0.1:PORT"; empty means <state-dir>/tmde.sock.
          * config_finalize() fills in that default. */
@@ -82,6 +85,7 @@ enum config_value_type {
         CONFIG_VALUE_MAX_RESTARTS,
         CONFIG_VALUE_FLAG,
         CONFIG_VALUE_LOG_LEVEL,
+        CONFIG_VALUE_CAPABILITIES, /* uint64_t mask, from a libcap name list or "all" */
         /* The repeatable ones: */
         CONFIG_VALUE_LABEL_RULES,
         CONFIG_VALUE_LISTEN_ADDRESSES,

@@ -446,7 +446,7 @@ int inject_launch(struct supervised *s, char **ret_error)
         request.argv = res.argv;
         request.envp = s->env;
         request.seccomp = supervisor->seccomp;
-        request.capabilities = bounding;
+        request.capabilities = bounding & supervisor->config->agent_capabilities;
         request.last_capability = supervisor->last_capability;
         request.uid = 0;
         request.gid = 0;

@@ -62,7 +62,7 @@ int parse_capability_list(const char *text, uint64_t *ret_set)
         for (char *name = strtok_r(copy, ", ", &saveptr); name; name = strtok_r(NULL, ", ", &saveptr)) {
                 cap_value_t value;
 
-                if (cap_from_name(name, &value) < 0)
+                if (cap_from_name(name, &value) < 0 || value > last_capability())
                         return -EINVAL;
                 set |= 1ULL << value;
         }

@@ -449,7 +449,8 @@ static void test_default_texts_match(void **state)
                         fail_msg("default of --%s does not parse: %s", setting->name, error);
                 if (memcmp((char *)&applied + setting->offset, (char *)&defaults + setting->offset,
                            setting->type == CONFIG_VALUE_DURATION ||
-                                           setting->type == CONFIG_VALUE_SIZE
+                                           setting->type == CONFIG_VALUE_SIZE ||
+                                           setting->type == CONFIG_VALUE_CAPABILITIES
                                    ? sizeof(uint64_t)
                                    : sizeof(int)) != 0)
                         fail_msg("default text of --%s differs from its default", setting->name);
@@ -457,7 +458,7 @@ static void test_default_texts_match(void **state)
                 checked++;
         }
 
-        assert_int_equal(checked, 8);
+        assert_int_equal(checked, 9);
         config_free(&defaults);
 }
 
