@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/json_assert.h"
+
 #include "supervisor/audit.h"
 #include "supervisor/config.h"
 #include "supervisor/container.h"
@@ -38,32 +40,6 @@ static void init_container(struct container *container, const char *name)
         container->agent.pid = 0;
         strcpy(container->agent.version, "3.3.40.0");
         strcpy(container->agent.reason, "exited 5 times in 10 min, last with status 1");
-}
-
-static json_object *get_member(json_object *object, const char *key)
-{
-        json_object *value = NULL;
-
-        assert_true(json_object_is_type(object, json_type_object));
-        if (!json_object_object_get_ex(object, key, &value))
-                fail_msg("key %s is missing in %s", key, json_object_to_json_string(object));
-        return value;
-}
-
-static const char *get_string(json_object *object, const char *key)
-{
-        json_object *value = get_member(object, key);
-
-        assert_true(json_object_is_type(value, json_type_string));
-        return json_object_get_string(value);
-}
-
-static int64_t get_int(json_object *object, const char *key)
-{
-        json_object *value = get_member(object, key);
-
-        assert_true(json_object_is_type(value, json_type_int));
-        return json_object_get_int64(value);
 }
 
 static char *read_text(const char *path)

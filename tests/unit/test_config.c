@@ -19,53 +19,10 @@
 #include "supervisor/config.h"
 #include "supervisor/util.h"
 
+#define TEMP_DIR_TEMPLATE "/tmp/execvisor-test-config.XXXXXX"
+#include "tests/unit/temp_dir.h"
+
 #define SEC UINT64_C(1000000)
-
-static char temp_dir[] = "/tmp/execvisor-test-config.XXXXXX";
-static char *original_cwd;
-
-static int setup_temp_dir(void **state)
-{
-        (void)state;
-        original_cwd = getcwd(NULL, 0);
-        if (!original_cwd || !mkdtemp(temp_dir))
-                return -1;
-        return 0;
-}
-
-static int teardown_temp_dir(void **state)
-{
-        char *command;
-        int r;
-
-        (void)state;
-        if (original_cwd && chdir(original_cwd) < 0)
-                return -1;
-        free(original_cwd);
-
-        command = xasprintf("rm -rf -- '%s'", temp_dir);
-        r = system(command);
-        free(command);
-        return r == 0 ? 0 : -1;
-}
-
-/* Write content to a new file in the temporary directory and return its path. */
-static char *write_temp_file(const char *name, const char *content)
-{
-        char *path = xasprintf("%s/%s", temp_dir, name);
-        FILE *f = fopen(path, "we");
-
-        assert_non_null(f);
-        assert_int_equal(fputs(content, f) >= 0, 1);
-        assert_int_equal(fclose(f), 0);
-        return path;
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-        if (!haystack || !strstr(haystack, needle))
-                fail_msg("\"%s\" not found in \"%.300s\"", needle, haystack ? haystack : "(null)");
-}
 
 static void assert_duration(const char *text, uint64_t expected_usec)
 {

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/json_assert.h"
+
 #include "supervisor/container.h"
 #include "supervisor/endpoint_docs.h"
 
@@ -39,32 +41,6 @@ static void init_container(struct container *container, const char *id, const ch
 static void release_container(struct container *container)
 {
         json_object_put(container->labels);
-}
-
-static json_object *get_member(json_object *object, const char *key)
-{
-        json_object *value = NULL;
-
-        assert_true(json_object_is_type(object, json_type_object));
-        if (!json_object_object_get_ex(object, key, &value))
-                fail_msg("key %s is missing in %s", key, json_object_to_json_string(object));
-        return value;
-}
-
-static const char *get_string(json_object *object, const char *key)
-{
-        json_object *value = get_member(object, key);
-
-        assert_true(json_object_is_type(value, json_type_string));
-        return json_object_get_string(value);
-}
-
-static int64_t get_int(json_object *object, const char *key)
-{
-        json_object *value = get_member(object, key);
-
-        assert_true(json_object_is_type(value, json_type_int));
-        return json_object_get_int64(value);
 }
 
 static bool has_key(json_object *object, const char *key)
