@@ -442,20 +442,28 @@ static int open_version(int bin_fd, const char *name, char **ret_problem)
         return TAKE_FD(fd);
 }
 
+/* Open the bundle's root directory, with a message naming it on failure. */
+static int open_bundle_dir(const char *bundle_dir, char **ret_error)
+{
+        int fd = open(bundle_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd >= 0)
+                return fd;
+        if (errno == ENOENT)
+                return set_error(ret_error, -ENOENT, "bundle directory %s not found", bundle_dir);
+        return set_error(ret_error, negative_errno(), "cannot open bundle directory %s: %s", bundle_dir,
+                         strerror(errno));
+}
+
 static int open_bin_dir(const char *bundle_dir, DIR **ret_bin, char **ret_error)
 {
         _cleanup_close_ int bundle_fd = -1, bin_fd = -1;
         DIR *bin;
         int r;
 
-        bundle_fd = open(bundle_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (bundle_fd < 0) {
-                if (errno == ENOENT)
-                        return set_error(ret_error, -ENOENT, "bundle directory %s not found",
-                                         bundle_dir);
-                return set_error(ret_error, negative_errno(), "cannot open bundle directory %s: %s",
-                                 bundle_dir, strerror(errno));
-        }
+        bundle_fd = open_bundle_dir(bundle_dir, ret_error);
+        if (bundle_fd < 0)
+                return bundle_fd;
 
         r = open_dir_no_symlink(bundle_fd, BUNDLE_BIN_DIR);
         if (r < 0) {
@@ -692,14 +700,9 @@ static int read_certs(const char *bundle_dir, char **ret_certs, size_t *ret_size
         _cleanup_close_ int bundle_fd = -1, fd = -1;
         int r;
 
-        bundle_fd = open(bundle_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (bundle_fd < 0) {
-                if (errno == ENOENT)
-                        return set_error(ret_error, -ENOENT, "bundle directory %s not found",
-                                         bundle_dir);
-                return set_error(ret_error, negative_errno(), "cannot open bundle directory %s: %s",
-                                 bundle_dir, strerror(errno));
-        }
+        bundle_fd = open_bundle_dir(bundle_dir, ret_error);
+        if (bundle_fd < 0)
+                return bundle_fd;
 
         /* The copy ends up in every container, so a symlink to some other host file must not
          * be followed. */
