@@ -229,6 +229,7 @@ static void warn_about_setup(const struct config *config)
                             config->bundle_dir, error ? error : "unknown error");
         else
                 log_info("agent bundle %s, version %s", config->bundle_dir, version.version);
+        report_skipped_versions(config->bundle_dir, version.skipped);
         bundle_version_done(&version);
 
         if (config->agent_memory_max > 0 && !cgroup_host_can_cap("memory"))

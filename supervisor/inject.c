@@ -10,6 +10,7 @@
 #include "mounts/bundle.h"
 #include "mounts/mountinfo.h"
 #include "mounts/view.h"
+#include "supervisor/log.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/util.h"
 
@@ -145,7 +146,7 @@ int inject_pin_container(struct supervised *s, pid_t init_pid, char **ret_error)
         if (!cgroups_name_container(cgroups, s->container->id)) {
                 *ret_error = xasprintf("pid %d is not in the container's cgroups (pid reused?)",
                                        (int)init_pid);
-                return -ESRCH;
+                return -ESTALE;
         }
 
         /* Alive after the reads: what /proc/<pid> showed was this process,
@@ -291,6 +292,19 @@ static int prepare_layer_cached(const char *bundle_dir, const char *views_dir, c
         return 0;
 }
 
+/* Warn about versions of the bundle that were passed over, once for each
+ * different list, so that an operator learns why the newest is not used. */
+void report_skipped_versions(const char *bundle_dir, const char *skipped)
+{
+        static char *last_reported;
+
+        if (!skipped || (last_reported && streq(last_reported, skipped)))
+                return;
+        log_warning("agent bundle %s: passed over %s", bundle_dir, skipped);
+        free(last_reported);
+        last_reported = xstrdup(skipped);
+}
+
 static int prepare_bundle(struct supervised *s, struct launch_resources *res, char **ret_error)
 {
         const struct config *config = s->supervisor->config;
@@ -327,6 +341,7 @@ static int prepare_bundle(struct supervised *s, struct launch_resources *res, ch
 
         snprintf(s->container->agent.version, sizeof(s->container->agent.version), "%s",
                  res->version.version);
+        report_skipped_versions(config->bundle_dir, res->version.skipped);
         return 0;
 }
 

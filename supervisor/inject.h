@@ -19,3 +19,7 @@ int inject_read_own_namespaces(uint64_t ret_inodes[7]);
 
 /* The start time of a process in clock ticks since boot (field 22 of stat). */
 int read_process_start_ticks(int proc_pid_fd, uint64_t *ret_ticks);
+
+/* Warn about versions of the bundle that were passed over (as listed by
+ * bundle_find_version()), once for each different list. */
+void report_skipped_versions(const char *bundle_dir, const char *skipped);

@@ -528,6 +528,24 @@ struct supervised *supervised_new(struct supervisor *supervisor, const char *id)
         return s;
 }
 
+/* The name of a container's directory in the log directory: its safe file
+ * name, with "container-" put before it when it would collide with one of
+ * the supervisor's own files there (the audit log and its rotations). The
+ * output directory ".output" cannot collide: safe names never start with a dot. */
+static char *container_log_name(const struct supervisor *supervisor, const char *name)
+{
+        _cleanup_free_ char *safe = safe_file_name(name);
+        const char *audit = supervisor->config->audit_log;
+        const char *audit_name = audit ? strrchr(audit, '/') : NULL;
+        size_t log_dir_length = strlen(supervisor->config->log_dir);
+
+        if (audit_name && (size_t)(audit_name - audit) == log_dir_length &&
+            strncmp(audit, supervisor->config->log_dir, log_dir_length) == 0 &&
+            startswith(safe, audit_name + 1))
+                return xasprintf("container-%s", safe);
+        return TAKE_PTR(safe);
+}
+
 static void update_from_info(struct supervised *s, const struct container_info *info)
 {
         struct container *c = s->container;
@@ -546,7 +564,7 @@ static void update_from_info(struct supervised *s, const struct container_info *
         environment_free(s->env);
         s->env = agent_environment(info->env, info->n_env);
         free(s->log_name);
-        s->log_name = safe_file_name(info->name);
+        s->log_name = container_log_name(s->supervisor, info->name);
         s->session_limit = session_limit_of(s);
 }
 
@@ -637,6 +655,12 @@ void supervise_container_running(struct supervisor *supervisor, const struct con
         s->container->agent.reason[0] = '\0';
 
         r = inject_pin_container(s, info->pid, &error);
+        if (r == -ESRCH) {
+                /* Gone between Docker's report and the pin: a normal race. */
+                log_container(LOG_INFO, s, "the container exited before its agent could start");
+                container_exited(s, "container exited");
+                return;
+        }
         if (r < 0) {
                 log_container(LOG_ERR, s, "cannot pin the container: %s", error);
                 stop_for_good(s, error);
