@@ -3,6 +3,7 @@
 #
 # Usage: dockerd.sh start DIR
 #        dockerd.sh stop DIR
+#        dockerd.sh restart DIR [--down SECONDS] [DOCKERD_OPTION...]
 #
 # start runs dockerd with its socket at DIR/docker.sock, its data root, exec
 # root, pid files and log (DIR/dockerd.log) all under DIR, with no bridge and no
@@ -10,8 +11,16 @@
 # that dockerd and the containerd it spawned, by the pids that start recorded,
 # and removes DIR's data and exec roots (the log stays).
 #
+# restart stops the dockerd that start recorded with SIGTERM, as a host's
+# service manager would, keeps DIR's data and exec roots, waits SECONDS (default
+# 0) with no engine running, and starts dockerd again with the arguments of
+# start followed by the given DOCKERD_OPTIONs (such as --live-restore; with
+# none, exactly the arguments of start). Without --live-restore on the dockerd
+# that stops, its containers stop with it.
+#
 # When EXECVISOR_TEST_DOCKER_SOCKET names the socket of a running engine, that
-# engine is used: start only imports the test image into it, and stop does nothing.
+# engine is used: start only imports the test image into it, stop does nothing,
+# and restart does nothing and exits with 77, the status of a skipped test.
 
 set -euo pipefail
 
@@ -156,25 +165,15 @@ import_image() {
   fi
 }
 
-start_engine() {
+# launch_dockerd DIR [DOCKERD_OPTION...]
+# Run dockerd on DIR with the given options after the standard ones, record its
+# pid and its containerd's, and wait until it responds.
+launch_dockerd() {
   local dir=$1 pid
-
-  command -v dockerd >/dev/null || die "dockerd is missing; install docker.io (scripts/setup does)"
-  install -d -m 0700 "$dir"
-
-  if [[ -f $dir/dockerd.started-pid ]]; then
-    log "a dockerd recorded in $dir is left from an earlier run; stopping it first"
-    stop_engine "$dir"
-    install -d -m 0700 "$dir"
-  fi
-  if [[ -S $dir/docker.sock ]] && docker_at "$dir/docker.sock" version >/dev/null 2>&1; then
-    die "an engine that this script did not start listens on $dir/docker.sock; stop it or choose another directory"
-  fi
-  rm -f "$dir/docker.sock"
+  shift
 
   # setsid keeps dockerd out of the caller's session, so that it outlives the
   # ctest step that started it and a terminal's Ctrl-C does not reach it.
-  : >"$dir/dockerd.log"
   setsid dockerd \
     -H "unix://$dir/docker.sock" \
     --data-root "$dir/data" \
@@ -183,10 +182,11 @@ start_engine() {
     --bridge=none \
     --iptables=false \
     --ip6tables=false \
+    "$@" \
     </dev/null >>"$dir/dockerd.log" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$dir/dockerd.started-pid"
-  log "started dockerd (pid $pid) on unix://$dir/docker.sock"
+  log "started dockerd (pid $pid) on unix://$dir/docker.sock${*:+ with $*}"
 
   local deadline=$((SECONDS + START_TIMEOUT))
   until docker_at "$dir/docker.sock" info >/dev/null 2>&1; do
@@ -203,6 +203,26 @@ start_engine() {
   done
 
   record_containerd "$dir"
+}
+
+start_engine() {
+  local dir=$1
+
+  command -v dockerd >/dev/null || die "dockerd is missing; install docker.io (scripts/setup does)"
+  install -d -m 0700 "$dir"
+
+  if [[ -f $dir/dockerd.started-pid ]]; then
+    log "a dockerd recorded in $dir is left from an earlier run; stopping it first"
+    stop_engine "$dir"
+    install -d -m 0700 "$dir"
+  fi
+  if [[ -S $dir/docker.sock ]] && docker_at "$dir/docker.sock" version >/dev/null 2>&1; then
+    die "an engine that this script did not start listens on $dir/docker.sock; stop it or choose another directory"
+  fi
+  rm -f "$dir/docker.sock"
+
+  : >"$dir/dockerd.log"
+  launch_dockerd "$dir"
   import_image "$dir/docker.sock" "$dir"
   log "engine ready: $(docker_at "$dir/docker.sock" version --format 'server {{.Server.Version}}, client {{.Client.Version}}')"
 }
@@ -287,9 +307,52 @@ stop_engine() {
   log "stopped; the log stays in $dir/dockerd.log"
 }
 
+# restart_engine DIR [--down SECONDS] [DOCKERD_OPTION...]
+# Unlike stop_engine, this removes no container and no data: the engine comes
+# back with the containers it keeps across a restart.
+restart_engine() {
+  local dir=$1 down=0 pid containerd_pid
+  shift
+
+  if [[ ${1-} == --down ]]; then
+    [[ ${2-} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--down takes a number of seconds, not '${2-}'"
+    down=$2
+    shift 2
+  fi
+
+  pid=$(cat "$dir/dockerd.started-pid" 2>/dev/null || true)
+  containerd_pid=$(cat "$dir/containerd.started-pid" 2>/dev/null || true)
+  if [[ -z $pid ]] || ! pid_runs "$pid" dockerd "unix://$dir/docker.sock"; then
+    die "no running dockerd recorded in $dir; start one with '$0 start $dir'"
+  fi
+
+  # dockerd stops each container it does not keep with its stop timeout
+  # (10 s by default) before it exits, so this waits longer than stop does.
+  log "stopping dockerd (pid $pid) for a restart"
+  terminate_pid "$pid" $((STOP_TIMEOUT * 2)) dockerd
+  if [[ -n $containerd_pid ]] && pid_runs "$containerd_pid" containerd "$dir/exec/"; then
+    if ! wait_pid_exit "$containerd_pid" 10; then
+      log "containerd (pid $containerd_pid) outlived dockerd; stopping it"
+      terminate_pid "$containerd_pid" 10 containerd
+    fi
+  fi
+  rm -f "$dir/dockerd.started-pid" "$dir/containerd.started-pid"
+
+  if [[ $down != 0 ]]; then
+    log "leaving the engine down for $down s"
+    sleep "$down"
+  fi
+
+  launch_dockerd "$dir" "$@"
+  log "engine back: $(docker_at "$dir/docker.sock" version --format 'server {{.Server.Version}}')"
+}
+
 main() {
-  (($# == 2)) || die "usage: $0 start|stop DIR"
+  (($# >= 2)) || die "usage: $0 start|stop DIR, or $0 restart DIR [--down SECONDS] [DOCKERD_OPTION...]"
   local action=$1 dir
+  if [[ $action != restart ]] && (($# != 2)); then
+    die "usage: $0 $action DIR"
+  fi
 
   [[ $EUID -eq 0 ]] || die "dockerd.sh must run as root, because dockerd does"
   docker_cli=$(find_docker_cli)
@@ -306,7 +369,11 @@ main() {
       stop)
         log "the engine at $socket was given, not started here; leaving it running"
         ;;
-      *) die "unknown action '$action'; expected start or stop" ;;
+      restart)
+        log "the engine at $socket was given, not started here; not restarting it"
+        exit 77
+        ;;
+      *) die "unknown action '$action'; expected start, stop or restart" ;;
     esac
     return 0
   fi
@@ -319,7 +386,8 @@ main() {
   case $action in
     start) start_engine "$dir" ;;
     stop) stop_engine "$dir" ;;
-    *) die "unknown action '$action'; expected start or stop" ;;
+    restart) restart_engine "$dir" "${@:3}" ;;
+    *) die "unknown action '$action'; expected start, stop or restart" ;;
   esac
 }
 
