@@ -436,6 +436,13 @@ bool agent_cgroups_contains(const struct agent_cgroups *cgroups, pid_t pid)
         return false;
 }
 
+int agent_cgroups_list(const struct agent_cgroups *cgroups, pid_t **ret_pids, size_t *ret_count)
+{
+        if (cgroups->count == 0)
+                return -ENOENT;
+        return read_members(&cgroups->hierarchies[0], ret_pids, ret_count);
+}
+
 int agent_cgroups_count_processes(const struct agent_cgroups *cgroups)
 {
         _cleanup_free_ pid_t *pids = NULL;

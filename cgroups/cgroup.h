@@ -57,6 +57,9 @@ int agent_cgroups_set_limits(struct agent_cgroups *cgroups, uint64_t memory_max,
 /* True if pid is a member of the agent's cgroups (checked on one hierarchy). */
 bool agent_cgroups_contains(const struct agent_cgroups *cgroups, pid_t pid);
 
+/* The pids in the agent's cgroup (read on one hierarchy). */
+int agent_cgroups_list(const struct agent_cgroups *cgroups, pid_t **ret_pids, size_t *ret_count);
+
 /* Count the processes in the agent's cgroup. */
 int agent_cgroups_count_processes(const struct agent_cgroups *cgroups);
 

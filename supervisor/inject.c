@@ -151,8 +151,8 @@ int inject_pin_container(struct supervised *s, pid_t init_pid, char **ret_error)
 
         /* Alive after the reads: what /proc/<pid> showed was this process,
          * not a later one with a reused pid. */
-        if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0) {
-                r = negative_errno();
+        if (!pidfd_running(pidfd)) {
+                r = -ESRCH;
                 *ret_error = xasprintf("container init pid %d exited", (int)init_pid);
                 return r;
         }
@@ -469,8 +469,8 @@ int inject_launch(struct supervised *s, char **ret_error)
         request.lsm_exec_value = lsm_value;
 
         /* The last check before the fork: the pinned init still lives. */
-        if (pidfd_send_signal(s->init_pidfd, 0, NULL, 0) < 0)
-                return failed(negative_errno(), ret_error, "the container's init exited");
+        if (!pidfd_running(s->init_pidfd))
+                return failed(-ESRCH, ret_error, "the container's init exited");
 
         s->prepare_usec = now_monotonic_usec() - started;
         r = launch_start(&request, &s->launch);

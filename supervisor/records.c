@@ -262,6 +262,23 @@ void records_load(struct supervisor *supervisor)
         closedir(dir);
 }
 
+/* Convert a process start time in clock ticks since boot to CLOCK_REALTIME
+ * microseconds, through the boot time in /proc/stat; 0 when unknown. */
+static uint64_t ticks_to_realtime_usec(uint64_t ticks)
+{
+        _cleanup_free_ char *stat = NULL;
+        const char *line;
+        uint64_t boot_seconds;
+        long ticks_per_second = sysconf(_SC_CLK_TCK);
+
+        if (ticks_per_second <= 0 || read_file_at(AT_FDCWD, "/proc/stat", 1024 * 1024, &stat, NULL) < 0)
+                return 0;
+        line = strstr(stat, "\nbtime ");
+        if (!line || sscanf(line + strlen("\nbtime "), "%" SCNu64, &boot_seconds) != 1)
+                return 0;
+        return boot_seconds * 1000000ULL + ticks * 1000000ULL / (uint64_t)ticks_per_second;
+}
+
 static bool same_namespace(int proc_a, int proc_b, const char *name)
 {
         struct stat a, b;
@@ -303,11 +320,67 @@ static int check_adoptable(struct supervised *s, int *ret_pidfd)
                 return -EPERM;
 
         /* Alive after the checks: they were made on this process. */
-        if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0)
+        if (!pidfd_running(pidfd))
                 return -ESRCH;
 
         *ret_pidfd = TAKE_FD(pidfd);
         return 0;
+}
+
+/* An agent may run in the container with no record of it: its state file
+ * was torn or removed. Look for its execvisor-init in the agent's cgroup and
+ * take its uuid from the path it runs from, so that the checks of a recorded
+ * agent apply to it. Returns true when one was found. */
+static bool find_unrecorded_agent(struct supervised *s)
+{
+        static const char prefix[] = "/ecs-execute-command-";
+        static const char suffix[] = "/execvisor-init";
+        struct agent_cgroups cgroups;
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t count = 0;
+        bool found = false;
+
+        if (agent_cgroups_open(s->init_proc_fd, s->container->id, &cgroups) < 0)
+                return false;
+        if (agent_cgroups_list(&cgroups, &pids, &count) < 0)
+                count = 0;
+
+        for (size_t i = 0; i < count && !found; i++) {
+                _cleanup_free_ char *path = xasprintf("/proc/%d", (int)pids[i]);
+                _cleanup_close_ int proc_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                char exe[256];
+                uint64_t ticks;
+                ssize_t n;
+
+                if (proc_fd < 0)
+                        continue;
+                n = readlinkat(proc_fd, "exe", exe, sizeof(exe) - 1);
+                if (n < 0)
+                        continue;
+                exe[n] = '\0';
+                if ((size_t)n != strlen(prefix) + 36 + strlen(suffix) || !startswith(exe, prefix) ||
+                    !streq(exe + strlen(prefix) + 36, suffix) ||
+                    read_process_start_ticks(proc_fd, &ticks) < 0)
+                        continue;
+
+                memcpy(s->uuid, exe + strlen(prefix), 36);
+                s->uuid[36] = '\0';
+                s->stored.init_pid = s->init_pid;
+                s->stored.init_start_ticks = s->init_start_ticks;
+                s->stored.agent_init_pid = pids[i];
+                s->stored.agent_init_start_ticks = ticks;
+                found = true;
+        }
+
+        /* Processes of an agent that cannot be adopted would run beside the
+         * new one. */
+        if (!found && count > 0) {
+                log_warning("container %.12s: ending %zu processes left in the agent's cgroup by an earlier agent",
+                            s->container->id, count);
+                (void)agent_cgroups_kill(&cgroups);
+        }
+        agent_cgroups_release(&cgroups);
+        return found;
 }
 
 bool records_try_adopt(struct supervisor *supervisor, struct supervised *s)
@@ -319,7 +392,10 @@ bool records_try_adopt(struct supervisor *supervisor, struct supervised *s)
         if (s->stored.agent_init_pid <= 0 || s->stored.init_pid != s->init_pid ||
             s->stored.init_start_ticks != s->init_start_ticks) {
                 s->stored.agent_init_pid = 0;
-                return false;
+                if (!find_unrecorded_agent(s))
+                        return false;
+                log_warning("container %.12s: found a running agent (pid %d) with no valid state file; adopting it",
+                            s->container->id, (int)s->stored.agent_init_pid);
         }
 
         r = check_adoptable(s, &pidfd);
@@ -345,6 +421,8 @@ bool records_try_adopt(struct supervisor *supervisor, struct supervised *s)
 
         agent->state = AGENT_RUNNING;
         agent->reason[0] = '\0';
+        if (agent->last_started_usec == 0)
+                agent->last_started_usec = ticks_to_realtime_usec(s->agent_init_start_ticks);
         log_info("container %.12s: adopted the running agent (pid %d, restarts %u)", s->container->id,
                  (int)agent->pid, agent->restart_count);
         s->container->sequence++;

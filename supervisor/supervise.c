@@ -367,6 +367,27 @@ static void format_duration(uint64_t usec, char *buffer, size_t size)
                 snprintf(buffer, size, "%llu ms", (unsigned long long)(usec / 1000ULL));
 }
 
+/* True once the container's init has begun to exit. The kernel ends every
+ * other process of a PID namespace while its init exits, and only then does
+ * the init's pidfd turn readable, so the flag PF_EXITING in field 9 of its
+ * stat is what tells, when the agent's exit arrives, that the container goes. */
+static bool container_init_exiting(const struct supervised *s)
+{
+        _cleanup_free_ char *stat = NULL;
+        unsigned long flags = 0;
+        const char *p;
+
+        if (!pidfd_running(s->init_pidfd))
+                return true;
+        if (read_file_at(s->init_proc_fd, "stat", 4096, &stat, NULL) < 0)
+                return true;
+
+        p = strrchr(stat, ')');
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+                return false;
+        return flags & 0x00000004UL; /* PF_EXITING in include/linux/sched.h */
+}
+
 static void on_agent_exit(struct loop_source *source, uint32_t events)
 {
         struct supervised *s = container_of(source, struct supervised, agent_source);
@@ -402,7 +423,7 @@ static void on_agent_exit(struct loop_source *source, uint32_t events)
 
         /* The container's exit takes its agent with it; that is reported
          * once, as the container's exit. */
-        if (pidfd_send_signal(s->init_pidfd, 0, NULL, 0) < 0)
+        if (container_init_exiting(s))
                 return;
 
         log_container(LOG_WARNING, s, "agent %s%s%s", exit_text,

@@ -1,6 +1,7 @@
 #include "supervisor/util.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -133,4 +134,11 @@ const char *format_rfc3339(unsigned long long realtime_usec, char *buffer, size_
         strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(buffer, size, "%s.%03uZ", date, milliseconds);
         return buffer;
+}
+
+bool pidfd_running(int pidfd)
+{
+        struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+        return poll(&pfd, 1, 0) == 0;
 }

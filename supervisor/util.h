@@ -101,3 +101,7 @@ unsigned long long now_realtime_usec(void);
 const char *format_rfc3339(unsigned long long realtime_usec, char *buffer, size_t size);
 
 #define container_of(pointer, type, member) ((type *)((char *)(pointer) - offsetof(type, member)))
+
+/* True while the process of pidfd runs. A pidfd turns readable when its
+ * process exits, zombie or not, where signal 0 still reaches a zombie. */
+bool pidfd_running(int pidfd);
