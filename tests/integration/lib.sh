@@ -597,8 +597,8 @@ agent_in_state() {
 }
 
 # wait_agent_state [--timeout SECONDS] CONTAINER STATE [OLD_PID]
-# Wait until agent_in_state holds (30 s by default); on timeout, fail with the
-# container's status entry.
+# Wait until agent_in_state is true (30 s by default). On timeout, fail with
+# the container's status entry.
 wait_agent_state() {
   local timeout=30 deadline
 
@@ -615,21 +615,6 @@ wait_agent_state() {
     fi
     sleep 0.1
   done
-}
-
-# wait_agent_listed [--timeout SECONDS] CONTAINER
-wait_agent_listed() {
-  local timeout=30
-
-  if [[ ${1-} == --timeout ]]; then
-    timeout=$2
-    shift 2
-  fi
-  wait_for --timeout "$timeout" _agent_listed "$1"
-}
-
-_agent_listed() {
-  [[ -n $(agent_status_entry "$1" 2>/dev/null) ]]
 }
 
 # run_agent_container NAME CONTROL [DOCKER RUN OPTIONS...] [-- CMD [ARGS...]]
@@ -717,7 +702,7 @@ count_agents() {
 }
 
 # Print the start time of PID (field 22 of /proc/PID/stat, in clock ticks after
-# boot), which tells a process from a later one with the same pid.
+# boot), which distinguishes a process from a later one with the same pid.
 process_start_time() {
   local stat
 
@@ -797,19 +782,6 @@ existing_agent_cgroups() {
   done
 }
 
-# Print the pids in the agent's cgroup of CONTAINER (the pids hierarchy on
-# cgroup v1, the unified one on v2).
-agent_cgroup_procs() {
-  local dir
-
-  for dir in $(container_cgroup_dirs "$1"); do
-    if [[ -f $dir/$AGENT_CGROUP_NAME/cgroup.procs && ($dir == */pids/* || ! -d /sys/fs/cgroup/pids) ]]; then
-      cat "$dir/$AGENT_CGROUP_NAME/cgroup.procs"
-      return 0
-    fi
-  done
-}
-
 # kill_supervisor_hard: SIGKILL the supervisor, as a crash would, and wait
 # until it is gone. Its agents are left behind.
 kill_supervisor_hard() {
@@ -846,7 +818,7 @@ count_matching_lines() {
 }
 
 # Failed checks that let the test go on, so that one run shows every broken
-# behaviour; finish_deferred_checks fails the test at its end if there are any.
+# behaviour. finish_deferred_checks fails the test at its end if there are any.
 DEFERRED_FAILURES=()
 
 # fail_later MESSAGE: record a failed check and go on. Call it in the test's
@@ -874,9 +846,9 @@ finish_deferred_checks() {
   fi
 }
 
-# settled_fd_count PID: print how many fds PID has open once the count is the
-# same in two reads 0.3 s apart (at most 5 s), so that a connection that a
-# status query or an engine request left closing is not counted.
+# settled_fd_count PID: print how many fds PID has open, once two reads 0.3 s
+# apart agree (for at most 5 s). A connection that a status query or an engine
+# request leaves closing is then no longer counted.
 settled_fd_count() {
   local pid=$1 previous current tries=15
 
@@ -902,7 +874,7 @@ describe_fds() {
 }
 
 # start_supervisor_synced [ARGS...]: start_supervisor, then wait until the
-# supervisor answers status queries and has read the engine's container list.
+# supervisor responds to status queries and has read the engine's container list.
 start_supervisor_synced() {
   local mark
 
@@ -932,6 +904,11 @@ HTTP_BODY=
 RECEIVER_PID=
 RECEIVER_PORT=
 RECEIVER_RECORDS=
+
+# Options of `execvisor run` that select only the containers that
+# run_agent_container starts in this test, so that containers left running by
+# another test on the same engine add no agents, reports or audit lines.
+OWN_CONTAINERS_SELECTION=(--select-label "$SUPERVISOR_SELECT_LABEL" --select-label "$TEST_LABEL")
 
 # The default listener of the supervisor that start_supervisor starts.
 endpoint_socket() {
