@@ -142,8 +142,8 @@ const struct config_setting config_settings[] = {
                 .name = "max-restarts",
                 .argument = "N",
                 .value_noun = "number",
-                .help = "Number of agent exits within --restart-window after which the agent "
-                        "is stopped for good instead of restarted. At least 1.",
+                .help = "Number of restarts allowed within --restart-window: one more exit "
+                        "in that window stops the agent for good. At least 1.",
                 .default_text = "5",
                 .commands = CONFIG_COMMAND_RUN,
                 .type = CONFIG_VALUE_MAX_RESTARTS,
@@ -153,7 +153,7 @@ const struct config_setting config_settings[] = {
                 .name = "restart-window",
                 .argument = "DURATION",
                 .value_noun = "duration",
-                .help = "Time span in which --max-restarts exits stop the agent.",
+                .help = "Time span in which more than --max-restarts exits stop the agent.",
                 .default_text = "10m",
                 .commands = CONFIG_COMMAND_RUN,
                 .type = CONFIG_VALUE_DURATION,

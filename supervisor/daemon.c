@@ -259,7 +259,7 @@ int daemon_run(const struct config *config)
                 .on_destroyed = on_destroyed,
                 .on_disconnected = on_disconnected,
         };
-        struct daemon daemon = { .signal_source.fd = -1 };
+        struct daemon daemon = { .signal_source.fd = -1, .supervisor.forget_timer.source.fd = -1 };
         int exit_code = 1;
         int r;
 
@@ -296,6 +296,12 @@ int daemon_run(const struct config *config)
         if (r < 0)
                 goto out; /* report_start() logged why */
 
+        r = supervise_init(&daemon.supervisor);
+        if (r < 0) {
+                log_error("cannot create the forget timer: %s", strerror(-r));
+                goto out;
+        }
+
         r = records_init(&daemon.supervisor);
         if (r < 0) {
                 log_error("cannot create %s: %s", daemon.supervisor.records_dir, strerror(-r));
@@ -323,7 +329,8 @@ int daemon_run(const struct config *config)
         log_notice("execvisor stopped");
 
 out:
-        supervise_free_all();
+        if (daemon.supervisor.loop)
+                supervise_free_all(&daemon.supervisor);
         docker_client_free(daemon.docker);
         endpoint_free(daemon.endpoint);
         report_free(daemon.reporter);

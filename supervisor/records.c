@@ -421,6 +421,7 @@ bool records_try_adopt(struct supervisor *supervisor, struct supervised *s)
 
         agent->state = AGENT_RUNNING;
         agent->reason[0] = '\0';
+        s->needs_injection = false;
         if (agent->last_started_usec == 0)
                 agent->last_started_usec = ticks_to_realtime_usec(s->agent_init_start_ticks);
         log_info("container %.12s: adopted the running agent (pid %d, restarts %u)", s->container->id,

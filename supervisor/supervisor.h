@@ -31,6 +31,9 @@ struct supervisor {
          * order: a container namespace equal to ours is not joined. */
         uint64_t own_namespaces[7];
 
+        /* One timer for every stopped container's --forget-after deadline. */
+        struct loop_timer forget_timer;
+
         bool shutting_down;
 };
 
@@ -72,9 +75,13 @@ struct supervised {
         size_t partial_length;
 
         struct agent_cgroups cgroups;
+        /* Timers are created when first armed and closed when the
+         * container exits; -1 fds until then. */
         struct loop_timer restart_timer;
         struct loop_timer stop_timer;  /* grace period of a stop */
-        struct loop_timer forget_timer;
+        uint64_t forget_at_usec;       /* CLOCK_MONOTONIC, 0 while listed for good */
+        /* The container has a new init, so the next start is an injection. */
+        bool needs_injection;
 
         /* CLOCK_MONOTONIC times of recent exits, oldest first. */
         uint64_t *exit_times;
@@ -112,4 +119,33 @@ void supervise_sync_done(struct supervisor *supervisor, const char *const *runni
 bool supervise_shutdown(struct supervisor *supervisor);
 bool supervise_agents_running(void);
 /* Release every record; running agents are left running. */
-void supervise_free_all(void);
+void supervise_free_all(struct supervisor *supervisor);
+/* Create the supervisor's forget timer; before any record exists. */
+int supervise_init(struct supervisor *supervisor);
+
+/* Between the supervision files: supervise.c (containers), agent_launch.c
+ * (starting an agent) and agent_watch.c (a running agent's exits, restarts
+ * and stop). */
+void supervised_emit(struct supervised *s, enum container_event event);
+void supervised_log(int level, const struct supervised *s, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Set STOPPED for good with reason, and emit it. */
+void supervised_stop(struct supervised *s, const char *reason);
+/* Arm timer after delay_usec, creating it with fire on first use; 0 disarms. */
+int supervised_arm_timer(struct supervised *s, struct loop_timer *timer,
+                         void (*fire)(struct loop_timer *timer), uint64_t delay_usec);
+
+/* Start (or restart) the agent: prepare on the host and launch. */
+void agent_start(struct supervised *s);
+/* End the bookkeeping of a launch in flight, or abort it and its processes. */
+void agent_launch_end(struct supervised *s);
+void agent_launch_cancel(struct supervised *s);
+/* Let go of the agent's process and output; the process is left alone. */
+void agent_release(struct supervised *s);
+/* End whatever of the agent's tree is still in its cgroup. */
+void agent_kill_tree(struct supervised *s);
+/* Send SIGTERM to the agent and SIGKILL to its tree after --stop-grace;
+ * false when no agent runs. */
+bool agent_request_stop(struct supervised *s);
+/* True while an agent runs or is being launched. */
+bool agent_active(const struct supervised *s);
