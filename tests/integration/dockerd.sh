@@ -12,11 +12,12 @@
 # and removes DIR's data and exec roots (the log stays).
 #
 # restart stops the dockerd that start recorded with SIGTERM, as a host's
-# service manager would, keeps DIR's data and exec roots, waits SECONDS (default
-# 0) with no engine running, and starts dockerd again with the arguments of
-# start followed by the given DOCKERD_OPTIONs (such as --live-restore; with
-# none, exactly the arguments of start). Without --live-restore on the dockerd
-# that stops, its containers stop with it.
+# service manager would, and keeps DIR's data and exec roots. It waits SECONDS
+# (default 0) with no engine running, then starts dockerd again with the
+# arguments of start followed by the given DOCKERD_OPTIONs, such as
+# --live-restore. With no option, the arguments are exactly those of start.
+# Unless the dockerd that stops runs with --live-restore, its containers stop
+# with it.
 #
 # When EXECVISOR_TEST_DOCKER_SOCKET names the socket of a running engine, that
 # engine is used: start only imports the test image into it, stop does nothing,
