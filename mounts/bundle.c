@@ -196,7 +196,8 @@ static int read_regular_file(int fd, size_t max_size, char **ret_data, size_t *r
 {
         _cleanup_free_ char *data = NULL;
         struct stat st;
-        size_t expected, size = 0;
+        size_t expected, size;
+        ssize_t n;
 
         if (fstat(fd, &st) < 0)
                 return negative_errno();
@@ -208,18 +209,10 @@ static int read_regular_file(int fd, size_t max_size, char **ret_data, size_t *r
         /* Ask for one byte more than fstat() reported, to notice a file that grows. */
         expected = (size_t)st.st_size;
         data = xmalloc(expected + 1);
-        while (size <= expected) {
-                ssize_t n = read(fd, data + size, expected + 1 - size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                size += (size_t)n;
-        }
+        n = read_full(fd, data, expected + 1);
+        if (n < 0)
+                return (int)n;
+        size = (size_t)n;
         if (size != expected)
                 return -EAGAIN;
 

@@ -132,10 +132,11 @@ static void format_duration(uint64_t usec, char *buffer, size_t size)
                 snprintf(buffer, size, "%llu ms", (unsigned long long)(usec / 1000ULL));
 }
 
-/* True once the container's init has begun to exit. The kernel ends every
- * other process of a PID namespace while its init exits, and only then does
- * the init's pidfd turn readable, so the flag PF_EXITING in field 9 of its
- * stat is what tells, when the agent's exit arrives, that the container goes. */
+/* True once the container's init has begun to exit. While a PID namespace's
+ * init exits, the kernel ends every other process in it, and only after that
+ * does the init's pidfd turn readable. So when the agent's exit arrives first,
+ * the flag PF_EXITING in field 9 of the init's stat shows that the container
+ * is going. */
 static bool container_init_exiting(const struct supervised *s)
 {
         _cleanup_free_ char *stat = NULL;

@@ -79,7 +79,7 @@ struct supervised {
          * container exits; -1 fds until then. */
         struct loop_timer restart_timer;
         struct loop_timer stop_timer;  /* grace period of a stop */
-        uint64_t forget_at_usec;       /* CLOCK_MONOTONIC, 0 while listed for good */
+        uint64_t forget_at_usec;       /* CLOCK_MONOTONIC deadline of --forget-after; 0 for none */
         /* The container has a new init, so the next start is an injection. */
         bool needs_injection;
 

@@ -58,25 +58,18 @@ int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_data, 
 {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *data = NULL;
-        size_t size = 0;
+        size_t size;
+        ssize_t n;
 
         fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
 
         data = xmalloc(max_size + 1);
-        while (size < max_size) {
-                ssize_t n = read(fd, data + size, max_size - size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                size += (size_t)n;
-        }
+        n = read_full(fd, data, max_size);
+        if (n < 0)
+                return (int)n;
+        size = (size_t)n;
         if (size == max_size)
                 return -EFBIG;
 
@@ -85,6 +78,26 @@ int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_data, 
         if (ret_size)
                 *ret_size = size;
         return 0;
+}
+
+ssize_t read_full(int fd, void *buffer, size_t size)
+{
+        char *p = buffer;
+        size_t done = 0;
+
+        while (done < size) {
+                ssize_t n = read(fd, p + done, size - done);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                done += (size_t)n;
+        }
+        return (ssize_t)done;
 }
 
 int write_all(int fd, const void *buffer, size_t size)

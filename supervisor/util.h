@@ -89,6 +89,10 @@ char *xasprintf(const char *format, ...) __attribute__((format(printf, 1, 2)));
  * The result is NUL-terminated; ret_size excludes the NUL. */
 int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_data, size_t *ret_size);
 
+/* Read from fd until size bytes or end of file, retrying on EINTR and short
+ * reads. Returns the number of bytes read or a negative errno. */
+ssize_t read_full(int fd, void *buffer, size_t size);
+
 /* Write all of buffer to fd, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buffer, size_t size);
 
