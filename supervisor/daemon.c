@@ -10,6 +10,7 @@
 #include "cgroups/cgroup.h"
 #include "mounts/bundle.h"
 #include "supervisor/audit.h"
+#include "supervisor/bundle_watch.h"
 #include "supervisor/docker.h"
 #include "supervisor/docker_parse.h"
 #include "supervisor/endpoint.h"
@@ -31,6 +32,7 @@ struct daemon {
         struct endpoint *endpoint;
         struct reporter *reporter;
         struct audit_log *audit;
+        struct bundle_watch *bundle_watch;
         struct loop_source signal_source;
 };
 
@@ -309,6 +311,12 @@ int daemon_run(const struct config *config)
         }
         records_load(&daemon.supervisor);
 
+        r = bundle_watch_start(&daemon.supervisor, &daemon.bundle_watch);
+        if (r < 0)
+                log_warning("cannot watch %s for changes: %s; containers that found no usable bundle "
+                            "get an agent only when they or the supervisor restart",
+                            config->bundle_dir, strerror(-r));
+
         r = endpoint_start(daemon.supervisor.loop, config, &daemon.endpoint);
         if (r < 0)
                 goto out; /* endpoint_start() logged why */
@@ -332,6 +340,7 @@ out:
         if (daemon.supervisor.loop)
                 supervise_free_all(&daemon.supervisor);
         docker_client_free(daemon.docker);
+        bundle_watch_free(daemon.bundle_watch);
         endpoint_free(daemon.endpoint);
         report_free(daemon.reporter);
         http_multi_free(daemon.http);

@@ -432,6 +432,7 @@ int inject_launch(struct supervised *s, char **ret_error)
                 return failed(r, ret_error, "cannot set the agent's cgroup limits");
 
         r = prepare_bundle(s, &res, ret_error);
+        s->bundle_failed = r < 0;
         if (r < 0)
                 return failed(r, ret_error, "cannot prepare the bundle");
 

@@ -82,6 +82,9 @@ struct supervised {
         uint64_t forget_at_usec;       /* CLOCK_MONOTONIC deadline of --forget-after; 0 for none */
         /* The container has a new init, so the next start is an injection. */
         bool needs_injection;
+        /* STOPPED because no usable bundle was installed: retried when the
+         * bundle directory changes. */
+        bool bundle_failed;
 
         /* CLOCK_MONOTONIC times of recent exits, oldest first. */
         uint64_t *exit_times;

@@ -60,7 +60,8 @@ check_stopped_with() {
 }
 
 # A bundle directory that does not exist: the containers are STOPPED with a
-# reason that names it, and a bundle installed later serves new containers.
+# reason that names it. A bundle installed later serves them and new
+# containers, without a restart of the supervisor.
 start_phase missing
 missing_bundle=$TEST_TMP/missing/not-installed
 phase_container missing-before
@@ -71,6 +72,9 @@ check_stopped_with missing-after "$missing_bundle"
 check_supervisor_running "after reporting the missing bundle directory"
 assert_file_contains "$SUPERVISOR_LOG" "$missing_bundle" "supervisor log"
 make_bundle "$missing_bundle"
+wait_for_agent missing-before >/dev/null
+wait_for_agent missing-after >/dev/null
+assert_file_contains "$SUPERVISOR_LOG" "the agent bundle changed; starting the agent again" "supervisor log"
 phase_container missing-installed
 wait_for_agent missing-installed >/dev/null
 end_phase
