@@ -79,8 +79,8 @@ static void launch_succeeded(struct supervised *s)
         metrics_injection(true, total_usec);
 
         supervised_log(LOG_INFO, s,
-                      "agent %s started: version=%s pid=%d injection=%.3fms (prepare %.3fms, launch %.3fms)",
-                      first ? "injected and" : "restarted and", agent->version, (int)agent->pid,
+                      "agent %s: version=%s pid=%d injection=%.3fms (prepare %.3fms, launch %.3fms)",
+                      first ? "injected and started" : "started again", agent->version, (int)agent->pid,
                       (double)total_usec / 1000.0, (double)s->prepare_usec / 1000.0,
                       (double)(total_usec - s->prepare_usec) / 1000.0);
         supervised_emit(s, first ? CONTAINER_EVENT_INJECTED : CONTAINER_EVENT_STARTED);

@@ -1370,6 +1370,18 @@ int config_finalize(struct config *config, char **ret_error)
         if (r < 0)
                 return r;
 
+        /* The default endpoint socket lives in the state directory, so a
+         * long --state-dir is what to shorten. */
+        if (config->n_listen == 0 &&
+            strlen(config->state_dir) + 1 + strlen(CONFIG_DEFAULT_LISTEN_SOCKET_NAME) > SOCKET_PATH_MAX) {
+                *ret_error = xasprintf("the endpoint socket %s/%s would be longer than the %zu bytes that a "
+                                       "unix socket address holds; use a shorter --state-dir, or give "
+                                       "--listen unix:PATH",
+                                       config->state_dir, CONFIG_DEFAULT_LISTEN_SOCKET_NAME,
+                                       (size_t)SOCKET_PATH_MAX);
+                return -EINVAL;
+        }
+
         fill_in_defaults(config);
 
         r = make_addresses_absolute(config, &cwd, ret_error);

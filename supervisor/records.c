@@ -424,8 +424,8 @@ bool records_try_adopt(struct supervisor *supervisor, struct supervised *s)
         s->needs_injection = false;
         if (agent->last_started_usec == 0)
                 agent->last_started_usec = ticks_to_realtime_usec(s->agent_init_start_ticks);
-        log_info("container %.12s: adopted the running agent (pid %d, restarts %u)", s->container->id,
-                 (int)agent->pid, agent->restart_count);
+        supervised_log(LOG_INFO, s, "adopted the running agent (pid %d, restarts %u)", (int)agent->pid,
+                       agent->restart_count);
         s->container->sequence++;
         container_notify(s->container, CONTAINER_EVENT_ADOPTED);
         return true;

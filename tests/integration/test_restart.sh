@@ -107,11 +107,11 @@ assert_contains "$reason" "status 3" "Reason of the crash-looping agent"
 assert_contains "$reason" "boom" "Reason of the crash-looping agent"
 assert_eq "$MAX_RESTARTS" "$(agent_status_field "$looping" RestartCount)" "RestartCount of the crash-looping agent"
 assert_eq 0 "$(agent_status_field "$looping" Pid)" "Pid of the stopped crash-looping agent"
-starts=$(grep -cE 'name="restart-loop": agent (injected|restarted) and started' "$SUPERVISOR_LOG" || true)
+starts=$(grep -cE 'name="restart-loop": agent (injected and started|started again)' "$SUPERVISOR_LOG" || true)
 assert_eq $((MAX_RESTARTS + 1)) "$starts" "number of starts of the crash-looping agent in the supervisor log"
 assert_stays_stopped "$looping" "$MAX_RESTARTS"
 assert_eq "$((MAX_RESTARTS + 1))" \
-  "$(grep -cE 'name="restart-loop": agent (injected|restarted) and started' "$SUPERVISOR_LOG" || true)" \
+  "$(grep -cE 'name="restart-loop": agent (injected and started|started again)' "$SUPERVISOR_LOG" || true)" \
   "number of starts of the crash-looping agent after it was stopped"
 
 # The agent that was killed once still runs: other containers' exits do not
@@ -145,7 +145,7 @@ assert_stays_stopped "$text" 0
 log=$(supervisor_log_since "$mark")
 assert_eq 1 "$(count_matching_lines "$log" 'name="restart-text-agent": agent not started')" \
   "number of failed starts of the text-file agent in the supervisor log"
-assert_eq 0 "$(count_matching_lines "$log" 'name="restart-text-agent": agent restarted')" \
+assert_eq 0 "$(count_matching_lines "$log" 'name="restart-text-agent": agent started again')" \
   "number of restarts of the text-file agent in the supervisor log"
 stop_supervisor
 docker rm --force "$text" >/dev/null

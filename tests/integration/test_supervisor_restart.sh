@@ -85,8 +85,8 @@ start_supervisor_synced "${SUPERVISOR_OPTIONS[@]}"
 assert_adopted "$a" 0 "after a restart of the killed supervisor"
 assert_adopted "$b" 1 "after a restart of the killed supervisor"
 log=$(supervisor_log_since "$mark")
-assert_eq 1 "$(count_matching_lines "$log" "container ${a:0:12}: adopted the running agent")" "adoptions of super-a in the log"
-assert_eq 1 "$(count_matching_lines "$log" "container ${b:0:12}: adopted the running agent")" "adoptions of super-b in the log"
+assert_eq 1 "$(count_matching_lines "$log" "container ${a:0:12} name=\"super-a\": adopted the running agent")" "adoptions of super-a in the log"
+assert_eq 1 "$(count_matching_lines "$log" "container ${b:0:12} name=\"super-b\": adopted the running agent")" "adoptions of super-b in the log"
 assert_eq 0 "$(count_matching_lines "$log" "agent injected and started")" "agents started by the new supervisor"
 
 # An adopted agent is watched like any other: it is restarted when it dies.
