@@ -701,27 +701,27 @@ count_agents() {
   printf '%s\n' "$count"
 }
 
-# Print the start time of PID (field 22 of /proc/PID/stat, in clock ticks after
-# boot), which distinguishes a process from a later one with the same pid.
-process_start_time() {
-  local stat
+# Print field N of /proc/PID/stat (numbered as in proc(5)); the command name,
+# field 2, may hold spaces, so fields are counted after its closing ')'.
+stat_field() {
+  local stat index=$(($2 - 2))
 
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
   # shellcheck disable=SC2086 # split the fields after the command name
   set -- $stat
-  printf '%s\n' "${20}"
+  printf '%s\n' "${!index}"
+}
+
+# Print the start time of PID (field 22, in clock ticks after boot), which
+# distinguishes a process from a later one with the same pid.
+process_start_time() {
+  stat_field "$1" 22
 }
 
 # Print PID's parent pid.
 process_ppid() {
-  local stat
-
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  # shellcheck disable=SC2086 # split the fields after the command name
-  set -- $stat
-  printf '%s\n' "$2"
+  stat_field "$1" 4
 }
 
 # Print PID's state letter (R, S, D, Z...).

@@ -21,6 +21,7 @@
 
 #define TEMP_DIR_TEMPLATE "/tmp/execvisor-test-cli.XXXXXX"
 #include "tests/unit/temp_dir.h"
+#include "tests/unit/config_defaults.h"
 
 #define SEC UINT64_C(1000000)
 #define MAX_ARGS 64
@@ -131,31 +132,7 @@ static void test_run_defaults(void **state)
 
         assert_int_equal(command.verb, CLI_VERB_RUN);
         assert_false(command.json);
-        assert_string_equal(config.docker_socket, "/var/run/docker.sock");
-        assert_string_equal(config.bundle_dir, "/var/lib/execvisor/deps/execute-command");
-        assert_string_equal(config.state_dir, "/run/execvisor");
-        assert_string_equal(config.log_dir, "/var/log/execvisor/exec");
-        assert_int_equal(config.n_select_labels, 1);
-        assert_string_equal(config.select_labels[0].key, "execvisor.enable");
-        assert_string_equal(config.select_labels[0].value, "true");
-        assert_false(config.select_all);
-        assert_int_equal(config.restart_backoff_min_usec, 1 * SEC);
-        assert_int_equal(config.restart_backoff_max_usec, 5 * 60 * SEC);
-        assert_int_equal(config.max_restarts, 5);
-        assert_int_equal(config.restart_window_usec, 10 * 60 * SEC);
-        assert_int_equal(config.forget_after_usec, 60 * 60 * SEC);
-        assert_false(config.stop_agents_on_exit);
-        assert_int_equal(config.stop_grace_usec, 20 * SEC);
-        assert_int_equal(config.agent_memory_max, 0);
-        assert_int_equal(config.agent_pids_max, 0);
-        assert_int_equal(config.n_listen, 1);
-        assert_string_equal(config.listen[0], "unix:/run/execvisor/tmde.sock");
-        assert_int_equal(config.n_report_urls, 0);
-        assert_null(config.report_ca_file);
-        assert_string_equal(config.audit_log, "/var/log/execvisor/exec/audit.log");
-        assert_int_equal(config.audit_max_size, 10 * 1024 * 1024);
-        assert_int_equal(config.log_level, LOG_INFO);
-        assert_null(config.config_file);
+        assert_default_settings(&config);
 
         config_free(&config);
 }
