@@ -211,13 +211,14 @@ static int open_agent_cgroup(const struct cgroup_mount *mount, const char *cgrou
         while (*relative == '/')
                 relative++;
 
+        /* -ESTALE: the host's cgroup mounts are not what they were. */
         mount_fd = open(mount->mount_point, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (mount_fd < 0)
-                return negative_errno();
+                return -ESTALE;
         if (fstatfs(mount_fd, &fs) < 0)
                 return negative_errno();
         if (fs.f_type != CGROUP_SUPER_MAGIC && fs.f_type != CGROUP2_SUPER_MAGIC)
-                return -EMEDIUMTYPE;
+                return -ESTALE;
 
         container_fd = *relative ? open_beneath(mount_fd, relative, O_PATH | O_DIRECTORY)
                                  : fcntl(mount_fd, F_DUPFD_CLOEXEC, 3);
@@ -248,11 +249,22 @@ static int open_agent_cgroup(const struct cgroup_mount *mount, const char *cgrou
         return 0;
 }
 
+/* The host's cgroup mounts, read from mountinfo on first use and kept, so
+ * that a launch does not parse the whole mount table again. They are dropped
+ * and read anew when a mount point is gone or is no cgroupfs any more. */
+static struct cgroup_mount *host_mounts;
+static size_t n_host_mounts;
+
+static void forget_host_mounts(void)
+{
+        cgroup_mounts_free(host_mounts, n_host_mounts);
+        host_mounts = NULL;
+        n_host_mounts = 0;
+}
+
 static int agent_cgroups_setup(int proc_pid_fd, const char *container_id, bool create,
                                struct agent_cgroups *ret_cgroups)
 {
-        struct cgroup_mount *mounts = NULL;
-        size_t n_mounts = 0;
         _cleanup_free_ char *data = NULL;
         struct agent_cgroups cgroups;
         char *saveptr = NULL;
@@ -261,9 +273,11 @@ static int agent_cgroups_setup(int proc_pid_fd, const char *container_id, bool c
         r = read_file_at(proc_pid_fd, "cgroup", CGROUP_FILE_MAX, &data, NULL);
         if (r < 0)
                 return r;
-        r = read_cgroup_mounts(&mounts, &n_mounts);
-        if (r < 0)
-                return r;
+        if (!host_mounts) {
+                r = read_cgroup_mounts(&host_mounts, &n_host_mounts);
+                if (r < 0)
+                        return r;
+        }
 
         agent_cgroups_init(&cgroups);
         for (char *line = strtok_r(data, "\n", &saveptr); line; line = strtok_r(NULL, "\n", &saveptr)) {
@@ -286,7 +300,7 @@ static int agent_cgroups_setup(int proc_pid_fd, const char *container_id, bool c
                         goto fail;
                 }
 
-                mount = find_mount(mounts, n_mounts, *controllers == '\0', controllers);
+                mount = find_mount(host_mounts, n_host_mounts, *controllers == '\0', controllers);
                 if (!mount)
                         continue; /* a hierarchy the host has not mounted */
                 if (cgroups.count == CGROUP_MAX_HIERARCHIES) {
@@ -323,12 +337,12 @@ static int agent_cgroups_setup(int proc_pid_fd, const char *container_id, bool c
                 goto fail;
         }
 
-        cgroup_mounts_free(mounts, n_mounts);
         *ret_cgroups = cgroups;
         return 0;
 
 fail:
-        cgroup_mounts_free(mounts, n_mounts);
+        if (r == -ESTALE)
+                forget_host_mounts();
         agent_cgroups_release(&cgroups);
         return r;
 }
