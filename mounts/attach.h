@@ -4,7 +4,7 @@
  *
  * Runs in the joiner: a child of the supervisor, forked from a process that may
  * have threads, that has joined the container's namespaces and changed root to
- * the container's root. It holds the host's privilege, so every path is
+ * the container's root. It has the host's privilege, so every path is
  * resolved from the container's root fd without leaving it or following magic
  * links, and the code makes raw system calls only: no malloc, no stdio. */
 

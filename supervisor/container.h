@@ -21,12 +21,12 @@ enum agent_state {
         AGENT_STOPPED,
 };
 
-/* What happened to a container's agent; each change of the record is one event. */
+/* A change of a container's agent record; each change is one event. */
 enum container_event {
         CONTAINER_EVENT_INJECTED, /* bundle mounted, agent started for the first time */
         CONTAINER_EVENT_STARTED,  /* agent started again after an exit */
         CONTAINER_EVENT_EXITED,   /* agent exited, a restart is pending */
-        CONTAINER_EVENT_STOPPED,  /* agent stopped for good: reason says why */
+        CONTAINER_EVENT_STOPPED,  /* agent stopped for good, with the cause in reason */
         CONTAINER_EVENT_ADOPTED,  /* running agent taken over after a supervisor restart */
         CONTAINER_EVENT_FORGOTTEN, /* record removed after --forget-after */
 };

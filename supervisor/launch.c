@@ -24,7 +24,7 @@ enum {
         CHILD_FD_FIRST_FREE = 6,
 };
 
-/* The namespaces in the order of launch_request.ns_fds, as the joiner sees
+/* The namespaces in the order of launch_request.ns_fds, as the joiner finds
  * its own: after setns(CLONE_NEWPID) only its children are in the new one. */
 static const char *const joined_ns_paths[7] = {
         "thread-self/ns/mnt", "thread-self/ns/pid_for_children", "thread-self/ns/net",

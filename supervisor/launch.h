@@ -63,7 +63,7 @@ struct launch {
         uint64_t started_usec;
 };
 
-/* Fork the joiner. On success ret_launch holds the status fd to watch. */
+/* Fork the joiner. On success ret_launch contains the status fd to watch. */
 int launch_start(const struct launch_request *request, struct launch *ret_launch);
 
 /* Read what arrived on status_fd. Returns 0 while more is to come, 1 at EOF

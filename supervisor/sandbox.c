@@ -40,7 +40,7 @@ int last_capability(void)
         _cleanup_free_ char *text = NULL;
 
         /* The file exists since Linux 3.2; libcap's CAP_LAST_CAP is the
-         * highest that the library, not the kernel, knows. */
+         * highest that the library, not the kernel, defines. */
         if (read_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", 32, &text, NULL) < 0)
                 return CAP_LAST_CAP;
         return atoi(text);

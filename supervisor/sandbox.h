@@ -9,7 +9,7 @@
 /* The capability bounding set of the process whose /proc directory is proc_pid_fd. */
 int read_bounding_set(int proc_pid_fd, uint64_t *ret_set);
 
-/* The highest capability number this kernel knows. */
+/* Return the highest capability number of the running kernel. */
 int last_capability(void);
 
 /* Parse a libcap text list such as "cap_chown,cap_net_bind_service" into a

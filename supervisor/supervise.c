@@ -116,7 +116,7 @@ int supervised_arm_timer(struct supervised *s, struct loop_timer *timer,
 }
 
 /* Close the timers of a container whose agent no longer runs, so that a
- * stopped container that stays listed holds no fd. */
+ * stopped container that stays listed keeps no fd open. */
 static void release_timers(struct supervised *s)
 {
         struct loop *loop = s->supervisor->loop;

@@ -61,8 +61,8 @@ static inline void fclosep(FILE **f)
                 _taken_fd;                                                                         \
         })
 
-/* errno as a negative return value; never 0, so a caller that forgets to set
- * errno still sees a failure. */
+/* Return errno negated, and never 0, so that a caller that forgot to set
+ * errno still gets a failure. */
 static inline int negative_errno(void)
 {
         return errno > 0 ? -errno : -EIO;
@@ -101,7 +101,7 @@ unsigned long long now_monotonic_usec(void);
 unsigned long long now_realtime_usec(void);
 
 /* Format a CLOCK_REALTIME time in microseconds as RFC 3339 in UTC with
- * millisecond precision ("2026-12-04T19:49:27.394Z"). buffer holds at least 32 bytes. */
+ * millisecond precision ("2026-12-04T19:49:27.394Z"). buffer must have room for 32 bytes. */
 const char *format_rfc3339(unsigned long long realtime_usec, char *buffer, size_t size);
 
 #define container_of(pointer, type, member) ((type *)((char *)(pointer) - offsetof(type, member)))
