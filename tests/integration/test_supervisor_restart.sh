@@ -160,4 +160,21 @@ expect_eq RUNNING "$(agent_status_field "$a" LastStatus)" "LastStatus of super-a
 jq -e . "$state_file" >/dev/null 2>&1 || fail_later "the state file $state_file is still not valid JSON after the agent started: $(cat "$state_file")"
 
 stop_supervisor
+
+# --- a stopped container stays listed across a restart ---------------------------
+
+gone=$(run_agent_container super-gone '')
+start_supervisor_synced "${SUPERVISOR_OPTIONS[@]}" --forget-after 6s
+wait_agent_state "$gone" RUNNING
+docker stop -t 1 "$gone" >/dev/null
+wait_agent_state "$gone" STOPPED
+kill_supervisor_hard
+start_supervisor_synced "${SUPERVISOR_OPTIONS[@]}" --forget-after 6s
+expect_eq STOPPED "$(agent_status_field "$gone" LastStatus)" "LastStatus of a stopped container after a restart of the supervisor"
+expect_eq "container exited" "$(agent_status_field "$gone" Reason)" "Reason of a stopped container after a restart of the supervisor"
+# It is still forgotten after --forget-after, and its state file removed.
+wait_for --timeout 15 bash -c "! \"\$EXECVISOR_BIN\" status --state-dir '$TEST_STATE_DIR' --json | jq -e --arg c '$gone' '.[] | select(.ContainerId == \$c)' >/dev/null"
+[[ ! -e $TEST_STATE_DIR/containers/$gone.json ]] || fail_later "the state file of the forgotten container $gone is still there"
+
+stop_supervisor
 finish_deferred_checks
